@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 # %% auto 0
 __all__ = ['log', 'ENCODERS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'Upstream', 'weights_fingerprint', 'make_preprocess',
-           'resnet50_upstream', 'extract_features', 'feature_cache_path', 'load_features']
+           'ChannelScale', 'channel_rms_scale', 'simclr_upstream', 'resnet50_upstream', 'extract_features',
+           'feature_cache_path', 'load_features']
 
 # %% ../nbs/04_features.ipynb
 ENCODERS = ('simclr', 'resnet50')
@@ -56,6 +57,35 @@ def make_preprocess(size:int, mean, std): # output side S, channel mean and std
         if x.shape[-2:] != (size, size): x = F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)
         return (x - mean) / std
     return preprocess
+
+# %% ../nbs/04_features.ipynb
+class ChannelScale(nn.Module):
+    "A frozen encoder whose maps are multiplied channel-wise by fixed factors."
+    def __init__(self, encoder:nn.Module, scale:torch.Tensor): # encoder and (C,) factors
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer('scale', scale.float())
+    def forward(self, x): return self.encoder(x) * self.scale.view(1, -1, 1, 1)
+
+def channel_rms_scale(encoder:nn.Module, preprocess:Callable, images:torch.Tensor, batch_size:int=512):
+    "Factors (C,) that give each pooled channel unit root-mean-square over clean `images`."
+    with torch.inference_mode():
+        pooled = torch.cat([encoder(preprocess(images[i:i + batch_size])).float().mean((2, 3))
+                            for i in range(0, len(images), batch_size)])
+    return 1 / pooled.pow(2).mean(0).sqrt().clamp(min=1e-6)
+
+# %% ../nbs/04_features.ipynb
+def simclr_upstream(encoder:nn.Module, # a trained `memnb.ssl.SimCLREncoder`
+                    train_images:torch.Tensor|None=None, # clean training images (N, 3, H, W) uint8, to set the scale
+                    device:str='cpu'):
+    "The SimCLR encoder as an `Upstream`: `image_size` input, CIFAR-10 normalization, unit-RMS channels."
+    from functools import partial
+    from memnb.ssl import normalize
+    size = encoder.image_size
+    preprocess = partial(normalize, size=size)
+    encoder = encoder.eval()
+    if train_images is not None: encoder = ChannelScale(encoder, channel_rms_scale(encoder, preprocess, train_images)).eval()
+    return Upstream('simclr', encoder.to(device), preprocess, (3, size, size), 'simclr-' + weights_fingerprint(encoder), device)
 
 # %% ../nbs/04_features.ipynb
 def resnet50_upstream(weights:str='IMAGENET1K_V1', # torchvision weights enum name

@@ -146,7 +146,7 @@ def build_upstream(encoder:str, train, encoder_path='', ssl:dict|None=None, cach
     cfg = ssl_mod.SimCLRConfig(**(ssl or {}))
     path = Path(encoder_path) if encoder_path else simclr_path(cache_dir, dataset, cfg, len(train))
     model = ssl_mod.load_or_train_encoder(train.images, cfg, path, progress=progress)
-    return features.simclr_upstream(model, cfg, device=device)
+    return features.simclr_upstream(model, train.images, device=device)
 
 def simclr_path(cache_dir, dataset, cfg, num_train) -> Path:
     "Where the SimCLR encoder of a dataset, config and training-set size is kept."
@@ -190,26 +190,29 @@ def run_sweep(params_path, # YAML parameter file
     conds = conditions(p)
     total = time.perf_counter()
     stage_times, ran = {}, 0
-    with stage('prepare'):
+    timings.clear()
+    with stage('data'):
         split = load_study_split(p['dataset'], p['num_train'], p['num_test'], p['subset_seed'], p['cache_dir'])
+    with stage('ssl training' if p['encoder'] == 'simclr' else 'encoder'):
         build_upstream(p['encoder'], split['train'], '', p['ssl'], p['cache_dir'], p['dataset'], p['device'], progress)
-    stage_times['prepare (data, encoder)'] = timings['prepare']
+    stage_times.update(timings)
     bar = tqdm(conds, desc='conditions', disable=not progress)
     for cond in bar:
         bar.set_postfix_str(f"{cond['NOISE']} β={cond['BETA']}")
         if not force and is_complete(cond):
             log.info("skip complete condition %s", cond['OUTPUT_DIR']); continue
-        run_condition(cond)
+        seconds = run_condition(cond)
+        stage_times['conditions: wall'] = stage_times.get('conditions: wall', 0.0) + seconds
         ran += 1
         for name, sec in json.loads((Path(cond['OUTPUT_DIR'])/'timings.json').read_text()).items():
-            stage_times[name] = stage_times.get(name, 0.0) + sec
+            stage_times[f'conditions: {name}'] = stage_times.get(f'conditions: {name}', 0.0) + sec
     if report:
         start = time.perf_counter()
         run_report(p)
         stage_times['report'] = time.perf_counter() - start
     stage_times['total'] = time.perf_counter() - total
     print(f"{ran} of {len(conds)} conditions run ({len(conds) - ran} already complete)")
-    for name, sec in stage_times.items(): print(f"timing {name:>24}: {sec:8.1f} s")
+    for name, sec in stage_times.items(): print(f"timing {name:>28}: {sec:8.1f} s")
     return stage_times
 
 # %% ../nbs/10_sweep.ipynb

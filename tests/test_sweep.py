@@ -63,7 +63,7 @@ def test_every_condition_is_complete_with_its_notebook(quick_study):
         cdir = Path(cond['OUTPUT_DIR'])
         assert (cdir/'done.json').exists() and (cdir/'condition.ipynb').exists()
         assert not list(cdir.glob('.tmp-*'))
-    assert {'prepare (data, encoder)', 'features', 'head', 'total'} <= set(timings)
+    assert {'data', 'ssl training', 'conditions: features', 'conditions: head', 'total'} <= set(timings)
     assert (Path(study['output_root'])/'cifar10'/'report.ipynb').exists()
 
 
