@@ -271,14 +271,17 @@ def compute_pixel_matrices(head, # linear head with `.weight` (C, D) and `.bias`
     if getattr(images, 'ndim', 0) != 4:
         raise MemnbError(f"`images` must have shape (N, channels, H, W), got {tuple(getattr(images, 'shape', ()))}.")
     labels, lam = _check_labels(labels, len(images), weight.shape[0]), _check_lam(lam)
+    device = images.device  # the encoder's; the head follows it
+    weight, bias, labels = weight.to(device), bias.to(device), labels.to(device)
     out = IGResult(torch.zeros(len(images), *images.shape[2:]), torch.zeros(len(images)), torch.zeros(len(images)))
     was_training = encoder.training; encoder.eval()
     try:
         for start in tqdm(range(0, len(images), cfg.chunk_size), desc='ig pixels', disable=not progress):
             rows = torch.arange(start, min(start + cfg.chunk_size, len(images)))
-            fn = InfluenceFn(weight, bias, _check_directions(_chunk_directions(directions, rows), len(rows), *weight.shape),
-                             labels[rows], lam)
-            out.matrices[rows], out.deltas[rows], out.totals[rows] = _attribute_pixels(fn, encoder, images[rows].float(), cfg)
+            dirs = _check_directions(_chunk_directions(directions, rows), len(rows), *weight.shape).to(device)
+            fn = InfluenceFn(weight, bias, dirs, labels[rows.to(device)], lam)
+            res = _attribute_pixels(fn, encoder, images[rows.to(device)].float(), cfg)
+            out.matrices[rows], out.deltas[rows], out.totals[rows] = (r.cpu() for r in res)
     finally: encoder.train(was_training)
     return out
 
@@ -286,7 +289,7 @@ def compute_pixel_matrices(head, # linear head with `.weight` (C, D) and `.bias`
 def _attribute_pixels(fn, encoder, images, cfg):
     "IG of fn(pool(encoder(z))) over one chunk of images: (B, H, W) sums, deltas, totals."
     def forward(z, rows): return fn(encoder(z).float().mean((2, 3)), rows)
-    rows, zeros = torch.arange(len(images)), torch.zeros_like(images)
+    rows, zeros = torch.arange(len(images), device=images.device), torch.zeros_like(images)
     with torch.no_grad():
         maps = encoder(images)
         if maps.ndim != 4 or maps.shape[1] != fn.weight.shape[1]:
@@ -440,16 +443,17 @@ def plot_noise_progression(images, # per β: (K, ...) noisy images of the same K
     idx = np.arange(num) if idx is None else np.asarray(idx)
     normed = _normalized(matrices.reshape(num, -1, matrices.shape[-1])).reshape(matrices.shape) # per row
 
-    fig = Figure(figsize=(1.35 * num_betas + 1.2, 1.45 * num + 0.5))
+    height = 1.45 * num + 0.7 # inches; 0.7 for the title
+    fig = Figure(figsize=(1.35 * num_betas + 1.2, height))
     axes = fig.subplots(num, num_betas, squeeze=False, gridspec_kw=dict(
-        wspace=0.05, hspace=0.3, left=0.08, right=0.84, bottom=0.02, top=1 - 0.45 / (1.45 * num + 0.5)))
+        wspace=0.05, hspace=0.3, left=0.08, right=0.84, bottom=0.1 / height, top=1 - 0.6 / height))
     for r in range(num):
         for c, beta in enumerate(betas):
             draw_overlay(axes[r, c], images[c][r], normed[r, c], vmax=1,
                          title=f"β={beta:g}  score {float(scores[c][r]):.3g}")
         axes[r, 0].set_ylabel(f"i={idx[r]}", fontsize=8)
     _colorbar(fig, (0.87, 0.2, 0.02, 0.6), label='matrix / max |matrix| (per row)')
-    fig.suptitle(title or 'Memorization matrices as noise grows', fontsize=10)
+    fig.suptitle(title or 'Memorization matrices as noise grows', fontsize=10, y=1 - 0.15 / height, va='top')
     return fig
 
 # %% ../nbs/08_ig.ipynb

@@ -60,7 +60,9 @@ class SimCLREncoder(nn.Module):
         self.width, self.num_blocks, self.image_size = width, num_blocks, image_size
         self.out_channels = 2 * width
         stem = [nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-        down = nn.Sequential(conv1x1(width, 2 * width, 2), nn.BatchNorm2d(2 * width))
+        # ResNet-D shortcut: oneDNN's strided 1x1 conv backward is not deterministic on CPU
+        down = nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False),
+                             conv1x1(width, 2 * width), nn.BatchNorm2d(2 * width))
         blocks = [BasicBlock(width, 2 * width, 2, down)]
         blocks += [BasicBlock(2 * width, 2 * width) for _ in range(num_blocks - 1)]
         self.body = nn.Sequential(*stem, *blocks).to(memory_format=torch.channels_last)

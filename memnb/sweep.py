@@ -183,6 +183,7 @@ def run_condition(cond:dict, cwd='.'):
 def run_sweep(params_path, # YAML parameter file
               force:bool=False, # rerun conditions already complete
               report:bool=True, # run the aggregate notebook at the end
+              scheduler:str|None=None, # Dask scheduler address, or 'local' for a local cluster; None runs here
               progress:bool=True):
     "Run every incomplete condition of a study, then its aggregate report; return the timings."
     p = load_study(params_path)
@@ -196,7 +197,18 @@ def run_sweep(params_path, # YAML parameter file
     with stage('ssl training' if p['encoder'] == 'simclr' else 'encoder'):
         build_upstream(p['encoder'], split['train'], '', p['ssl'], p['cache_dir'], p['dataset'], p['device'], progress)
     stage_times.update(timings)
-    bar = tqdm(conds, desc='conditions', disable=not progress)
+    if scheduler is not None:
+        from memnb.distributed import run_conditions_dask
+        todo = [c for c in conds if force or not is_complete(c)]
+        start = time.perf_counter()
+        run_conditions_dask(conds, scheduler, force=force, progress=progress)
+        stage_times['conditions: wall'] = time.perf_counter() - start
+        for cond in todo:
+            for name, sec in json.loads((Path(cond['OUTPUT_DIR'])/'timings.json').read_text()).items():
+                stage_times[f'conditions: {name}'] = stage_times.get(f'conditions: {name}', 0.0) + sec
+        ran, conds_local = len(todo), []
+    else: conds_local = conds
+    bar = tqdm(conds_local, desc='conditions', disable=not progress or not conds_local)
     for cond in bar:
         bar.set_postfix_str(f"{cond['NOISE']} β={cond['BETA']}")
         if not force and is_complete(cond):
@@ -217,12 +229,14 @@ def run_sweep(params_path, # YAML parameter file
 
 # %% ../nbs/10_sweep.ipynb
 def run_report(p:dict):
-    "Execute the aggregate notebook of a validated study into <root>/<dataset>/report.ipynb."
+    "Execute the aggregate notebook into <root>/<dataset>/report.ipynb and export it to report.html."
     root = Path(p['output_root'])/Path(str(p['dataset'])).name
     params = dict(DATASET=str(p['dataset']), ENCODER=p['encoder'], NOISE_KINDS=list(p['noise_kinds']),
                   BETAS=list(p['betas']), OUTPUT_ROOT=str(p['output_root']))
     _execute(EXPERIMENTS/'aggregate.ipynb', root/'report.ipynb', params, '.')
-    return root/'report.ipynb'
+    from memnb.report import export_html
+    export_html(root/'report.ipynb', root/'report.html')
+    return root/'report.html'
 
 # %% ../nbs/10_sweep.ipynb
 def main(argv=None):
@@ -231,8 +245,9 @@ def main(argv=None):
     parser.add_argument('params', help='YAML parameter file, e.g. params/cifar10.yaml')
     parser.add_argument('--force', action='store_true', help='rerun conditions already complete')
     parser.add_argument('--no-report', action='store_true', help='skip the aggregate notebook')
+    parser.add_argument('--scheduler', default=None, help="run conditions on a Dask cluster: its address, or 'local'")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     logging.getLogger('papermill').setLevel(logging.WARNING)
-    try: run_sweep(args.params, force=args.force, report=not args.no_report)
+    try: run_sweep(args.params, force=args.force, report=not args.no_report, scheduler=args.scheduler)
     except MemnbError as e: sys.exit(f"memnb-sweep: {e}")
