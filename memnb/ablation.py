@@ -18,7 +18,7 @@ from .downstream import HeadConfig, LinearHead, train_heads
 __all__ = ['log', 'ABLATION_ORDERS', 'MEMORIZED_COLOR', 'RANDOM_COLOR', 'SCORE_COLOR', 'AblationConfig', 'clip_scores',
            'memorization_ranking', 'num_removed', 'score_at_fractions', 'removal_masks', 'train_ablation_heads',
            'head_accuracies', 'run_ablation', 'summarize_ablation', 'draw_ablation', 'plot_ablation',
-           'plot_ablation_grid', 'save_figure']
+           'plot_ablation_grid']
 
 # %% ../nbs/09_ablation.ipynb
 log = logging.getLogger(__name__)
@@ -219,12 +219,4 @@ def plot_ablation_grid(summaries:dict, # {β: table of `summarize_ablation`}
     return fig
 
 # %% ../nbs/09_ablation.ipynb
-def save_figure(fig:Figure, # figure to save
-                path, # destination; the suffix is replaced by .png and .pdf
-                dpi:int=150) -> list[Path]: # resolution of the PNG
-    "Save `fig` as PNG and PDF atomically; return both paths."
-    paths = [Path(path).with_suffix(s) for s in ('.png', '.pdf')]
-    for p in paths:
-        with atomic_path(p) as tmp: fig.savefig(tmp, dpi=dpi, format=p.suffix[1:], bbox_inches='tight')
-    log.info("figure saved to %s", paths[0].with_suffix('.{png,pdf}'))
-    return paths
+from .core import save_figure # PNG and PDF, each written atomically

@@ -11,7 +11,7 @@ import torch
 
 # %% auto 0
 __all__ = ['log', 'timings', 'MemnbError', 'check_choice', 'check_beta', 'check_positive_int', 'set_seed', 'torch_threads',
-           'atomic_path', 'save_torch', 'stage', 'data_root', 'format_beta']
+           'atomic_path', 'save_torch', 'save_figure', 'stage', 'data_root', 'format_beta']
 
 # %% ../nbs/00_core.ipynb
 class MemnbError(ValueError):
@@ -82,6 +82,17 @@ def save_torch(obj, path): # object and destination path
     "Save `obj` with `torch.save`, atomically."
     with atomic_path(path) as tmp: torch.save(obj, tmp)
     return Path(path)
+
+# %% ../nbs/00_core.ipynb
+def save_figure(fig, # a matplotlib figure
+                path, # destination; the suffix is replaced by .png and .pdf
+                dpi:int=150): # resolution of the PNG
+    "Save `fig` as PNG and PDF atomically; return both paths."
+    paths = [Path(path).with_suffix(s) for s in ('.png', '.pdf')]
+    for p in paths:
+        with atomic_path(p) as tmp: fig.savefig(tmp, dpi=dpi, format=p.suffix[1:], bbox_inches='tight')
+    logging.getLogger(__name__).info("figure saved to %s", paths[0].with_suffix('.{png,pdf}'))
+    return paths
 
 # %% ../nbs/00_core.ipynb
 log = logging.getLogger(__name__)

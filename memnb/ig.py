@@ -21,9 +21,8 @@ from .core import MemnbError, atomic_path, check_choice, check_positive_int
 # %% auto 0
 __all__ = ['log', 'IG_METHODS', 'InfluenceFn', 'evaluate_influence', 'IGConfig', 'IGResult', 'attribute_maps', 'compute_matrices',
            'summarize_completeness', 'save_matrices', 'compute_pixel_matrices', 'upsample_matrix', 'render_overlay',
-           'draw_overlay', 'plot_overlay', 'save_figure', 'plot_top_memorized', 'plot_noise_progression',
-           'plot_overlay_grid', 'top_instances', 'to_pixels', 'save_display_images',
-           'plot_noise_progression_from_conditions']
+           'draw_overlay', 'plot_overlay', 'plot_top_memorized', 'plot_noise_progression', 'plot_overlay_grid',
+           'top_instances', 'to_pixels', 'save_display_images', 'plot_noise_progression_from_conditions']
 
 # %% ../nbs/08_ig.ipynb
 log = logging.getLogger(__name__)
@@ -367,15 +366,7 @@ def plot_overlay(image, # (3, H, W) or (H, W, 3) image in pixel space
     return fig
 
 # %% ../nbs/08_ig.ipynb
-def save_figure(fig:Figure, # figure to save
-                path, # destination; the suffix is replaced by .png and .pdf
-                dpi:int=150) -> list[Path]: # resolution of the PNG
-    "Save `fig` as PNG and PDF atomically; return both paths."
-    paths = [Path(path).with_suffix(s) for s in ('.png', '.pdf')]
-    for p in paths:
-        with atomic_path(p) as tmp: fig.savefig(tmp, dpi=dpi, format=p.suffix[1:], bbox_inches='tight')
-    log.info("figure saved to %s", paths[0].with_suffix('.{png,pdf}'))
-    return paths
+from .core import save_figure # PNG and PDF, each written atomically
 
 # %% ../nbs/08_ig.ipynb
 def _normalized(matrices) -> np.ndarray:
