@@ -59,10 +59,12 @@ def main():
     parser.add_argument('--out', default='ssl_default.pt', help='encoder file (reused when it matches)')
     parser.add_argument('--data', default=os.environ.get('MEMNB_DATA'), help='folder holding cifar10/')
     parser.add_argument('--per-class', type=int, default=1000, help='training images per class')
-    parser.add_argument('--epochs', type=int, default=None, help='override SimCLRConfig().epochs')
+    for field in ('epochs', 'width', 'num_blocks', 'batch_size'):
+        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f'override SimCLRConfig().{field}')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s')
-    cfg = SimCLRConfig() if args.epochs is None else dataclasses.replace(SimCLRConfig(), epochs=args.epochs)
+    overrides = {k: v for k in ('epochs', 'width', 'num_blocks', 'batch_size') if (v := getattr(args, k)) is not None}
+    cfg = dataclasses.replace(SimCLRConfig(), **overrides)
     print(f"threads {torch.get_num_threads()}, cores {os.cpu_count()}, config {cfg}")
 
     train_images, train_labels = read_cifar10(args.data, 'train', args.per_class)
