@@ -170,10 +170,15 @@ def _execute(template, output, parameters, cwd):
         if tmp.exists(): tmp.unlink()
 
 # %% ../nbs/10_sweep.ipynb
+def _remove_stale(cdir):
+    "Delete the temporaries a killed run left in an incomplete condition's folder."
+    for tmp in Path(cdir).glob('.tmp-*'): tmp.unlink()
+
 def run_condition(cond:dict, cwd='.'):
     "Execute the experiment notebook for one condition and mark it complete; return the seconds."
     start = time.perf_counter()
     cdir = Path(cond['OUTPUT_DIR'])
+    _remove_stale(cdir)
     _execute(EXPERIMENTS/'condition.ipynb', cdir/'condition.ipynb', cond, cwd)
     seconds = time.perf_counter() - start
     mark_complete(cond, seconds)

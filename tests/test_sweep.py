@@ -80,7 +80,7 @@ def test_killed_sweep_resumes_without_redoing(quick_study):
     try: run_sweep(path, progress=False)
     finally: os.chdir(cwd)
     for c in conds[:-1]: assert (Path(c['OUTPUT_DIR'])/'done.json').stat().st_mtime_ns == stamps[c['OUTPUT_DIR']]
-    assert (victim/'done.json').exists()
+    assert (victim/'done.json').exists() and not list(victim.glob('.tmp-*'))  # the stale temporary is gone
     for kind in ('uniform', 'normal'): pd.testing.assert_frame_equal(_table(study, kind), before[kind])
 
 
