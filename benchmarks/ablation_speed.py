@@ -5,7 +5,7 @@ instances, 10 classes and the paper's head recipe (10 epochs, batch 32). Each co
 5 + 2 x 5 x 5 = 55 heads in one `train_heads` call. Features are synthetic (class means plus
 Gaussian noise): the cost depends on the sizes only. Run it alone on the machine:
 
-    flock /tmp/memnb-heavy.lock .venv/bin/python benchmarks/ablation_speed.py [--dims 128 256]
+    .venv/bin/python benchmarks/ablation_speed.py [--dims 128 256]
 """
 import argparse, time
 import numpy as np

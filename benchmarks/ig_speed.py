@@ -8,7 +8,7 @@ module's solver (whose own cost is not counted here). Also timed on a subset and
 captum run directly on the full maps (the computation the pooled-path shortcut replaces), and the
 `pixels` option through a CIFAR-size conv encoder and through ResNet-50 at 224 px. Run it alone:
 
-    flock /tmp/memnb-heavy.lock .venv/bin/python benchmarks/ig_speed.py
+    .venv/bin/python benchmarks/ig_speed.py
 """
 import argparse, resource, time
 import torch

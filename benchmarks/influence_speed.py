@@ -1,9 +1,9 @@
 """Speed and memory of memnb's influence solvers (prints figures; not a timed test).
 
-Run under the shared lock so that timings are not distorted by other jobs:
+Run it alone on the machine, so that other jobs do not distort the timings:
 
-    flock /tmp/memnb-heavy.lock python benchmarks/influence_speed.py            # every case
-    flock /tmp/memnb-heavy.lock python benchmarks/influence_speed.py --case exact-2048x10
+    python benchmarks/influence_speed.py            # every case
+    python benchmarks/influence_speed.py --case exact-2048x10
 
 Each case runs in its own process so that its peak memory (ru_maxrss) is its own. Targets: 10,000
 instances × 2048 features × 10 classes with `exact` in at most 3 minutes, × 100 classes in at most

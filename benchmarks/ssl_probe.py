@@ -6,7 +6,7 @@ them for the same config and data). A logistic-regression probe, full-batch L-BF
 standardized average-pooled features, is fitted on those 10,000 images and scored on the 10,000
 test images: the β = 0 probe accuracy.
 
-    MEMNB_DATA=/tmp/memnb-data flock /tmp/memnb-heavy.lock python benchmarks/ssl_probe.py --out ssl_default.pt
+    MEMNB_DATA=/tmp/memnb-data python benchmarks/ssl_probe.py --out ssl_default.pt
 """
 import argparse, dataclasses, logging, os, time
 from pathlib import Path

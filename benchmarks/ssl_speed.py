@@ -4,7 +4,7 @@ Prints feature-extraction throughput (batch 512, inference mode), seconds per Si
 10,000 images, and the projected training time of the default config (or the one given by the
 options). Images are random uint8: speed does not depend on their content.
 
-    flock /tmp/memnb-heavy.lock python benchmarks/ssl_speed.py [--width 64] [--epochs 30]
+    python benchmarks/ssl_speed.py [--width 64] [--epochs 30]
 
 `cpu use` is process CPU time / (wall time x threads): well below 1 means other processes
 competed for the cores and the times are inflated.

@@ -430,27 +430,31 @@ SOLVERS = {'exact': ExactSolver, 'woodbury': WoodburySolver, 'lissa': LissaSolve
 def solver_costs(num:int, # N training instances
                  num_classes:int, # C
                  num_feats:int, # D
-                 dtype=torch.float32) -> dict: # working precision
+                 dtype=torch.float32, # working precision
+                 num_directions:int=0) -> dict: # directions s_i to be asked for after the scores
     "Estimated peak memory (GiB) and floating-point operations of the exact solvers."
     item, width, k = torch.finfo(dtype).bits // 8, num_feats + 1, num_classes - 1
     size, params = num + k, k * (num_feats + 1)
     return {'exact': (params**2 * item / 2**30,
-                      k * (k + 1) / 2 * num * width**2 + params**3 / 3 + params**2 * num),
+                      k * (k + 1) / 2 * num * width**2 + params**3 / 3 + params**2 * num
+                      + num_directions * 2 * params**2),
             'woodbury': ((num_classes * width**2 + 3 * size**2) * item / 2**30,
                          2 * num_classes * num * width**2 + num_classes * size**2 * width
-                         + 2 * size * num * width + size**3 / 3 + size**2 * num)}
+                         + 2 * size * num * width + size**3 / 3 + size**2 * num
+                         + num_directions * (4 * num_classes * width * size + 2 * size**2))}
 
 # %% ../nbs/07_memorization.ipynb
 def fit_influence(head, # object with `.weight` (C, D) and `.bias` (C,)
                   feats:torch.Tensor, # (N, D) training features the head was fitted on
                   labels:torch.Tensor, # (N,) int64 training labels
-                  cfg:InfluenceConfig|None=None) -> InfluenceSolver: # settings; defaults if None
+                  cfg:InfluenceConfig|None=None, # settings; defaults if None
+                  num_directions:int=0) -> InfluenceSolver: # directions s_i the caller will ask for
     "Fit the solver named by `cfg.solver`; 'auto' picks the cheaper exact one that fits memory."
     cfg = cfg or InfluenceConfig()
     name = check_choice('solver', cfg.solver, ['auto', *SOLVERS])
     if name == 'lissa': return LissaSolver(head, feats, labels, cfg)
     num_classes, num_feats = _check_inputs(head, feats[:0], labels[:0], torch.float32)[0].shape
-    costs = solver_costs(len(feats), num_classes, num_feats, cfg.dtype)
+    costs = solver_costs(len(feats), num_classes, num_feats, cfg.dtype, num_directions)
     candidates = list(costs) if name == 'auto' else [name]
     fits = {k: costs[k] for k in candidates if costs[k][0] <= cfg.max_memory_gb}
     if not fits:

@@ -79,7 +79,7 @@ class SimCLREncoder(nn.Module):
 # %% ../nbs/03_ssl.ipynb
 @dataclass
 class SimCLRConfig:
-    "Settings of one SimCLR run; the defaults fit about 10 min on 2 CPU cores for 10k images."
+    "Settings of one SimCLR run; the defaults take about 7 min on 2 CPU cores for 10k images."
     epochs:int=30 # passes over the training images
     batch_size:int=256 # images per step (2*batch_size views)
     lr:float=2e-3 # peak AdamW learning rate, cosine decay after one warm-up epoch
