@@ -184,7 +184,7 @@ def draw_ablation(ax_acc, ax_score, # matplotlib Axes: accuracy above, score bel
                         marker='o', markersize=3, capsize=3, linewidth=1.2, label=label)
     levels = summary.drop_duplicates('fraction').sort_values('fraction')
     ax_score.plot(100 * levels['fraction'], levels['score'], color=SCORE_COLOR, marker='s', markersize=3)
-    ax_acc.set_ylabel('test accuracy (%)'); ax_score.set_ylabel('score')
+    ax_acc.set_ylabel('test accuracy (%)\nmean ± SD over seeds'); ax_score.set_ylabel('memorization\nscore at cut-off')
     ax_score.set_xlabel('training instances removed (%)')
     ax_score.set_xticks(100 * levels['fraction'].to_numpy())
     ax_score.ticklabel_format(axis='y', style='sci', scilimits=(-2, 3))

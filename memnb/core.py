@@ -105,10 +105,12 @@ def stage(name:str): # stage name, e.g. 'ssl' or 'features'
     log.info("%s: start", name)
     start = time.perf_counter()
     try: yield
-    finally:
-        elapsed = time.perf_counter() - start
-        timings[name] = timings.get(name, 0.0) + elapsed
-        log.info("%s: done in %.1f s", name, elapsed)
+    except BaseException:
+        log.error("%s: failed after %.1f s", name, time.perf_counter() - start)
+        raise
+    elapsed = time.perf_counter() - start
+    timings[name] = timings.get(name, 0.0) + elapsed
+    log.info("%s: done in %.1f s", name, elapsed)
 
 # %% ../nbs/00_core.ipynb
 def data_root() -> Path|None:

@@ -62,7 +62,10 @@ def read_image_folder(folder, # `<folder>/<class>/<image>`, classes sorted into 
     "Read an ImageFolder split (or the images at `indices`) into an `ImageSet`."
     files, labels, classes = list_image_folder(folder)
     if indices is not None:
-        indices = torch.as_tensor(indices)
+        indices = torch.as_tensor(indices).long()
+        if len(indices) and not (0 <= int(indices.min()) and int(indices.max()) < len(files)):
+            raise MemnbError(f"`indices` must lie in [0, {len(files)}) for the {len(files)} images under {folder}, "
+                             f"got values in [{int(indices.min())}, {int(indices.max())}].")
         files, labels = [files[i] for i in indices.tolist()], labels[indices]
     arrays = [_read_image(f, image_size) for f in tqdm(files, desc=f'read {Path(folder).name}', disable=not progress)]
     if len({a.shape for a in arrays}) > 1:
@@ -109,7 +112,7 @@ def load_images(name:str, # 'cifar10', 'cifar100', 'stl10', or an ImageFolder fo
         where = f"`MEMNB_DATA`={offline}" if offline else "`MEMNB_DATA` is not set"
         raise MemnbError(f"No {name} {split} images found ({where}). Put an ImageFolder copy at "
                          f"$MEMNB_DATA/{name}/{split}/<class>/<image> and set `MEMNB_DATA`, or pass "
-                         f"`download=True` on a machine with internet.")
+                         f"`download=True` on a machine with internet (see README, Data).")
     images, labels, classes = found
     if indices is not None: images, labels = images[indices], labels[indices]
     if image_size and images.shape[-1] != image_size:

@@ -413,7 +413,7 @@ def plot_top_memorized(images, # (N, ...) clean images in pixel space
         draw_overlay(ax_ov, noisy_images[i], normed[k], vmax=1, title=f"score {scores[i]:.3g}")
         ax_im.set_title(f"#{k + 1}  i={idx[i]}", fontsize=7, pad=2); ax_noisy.set_title(noisy_title, fontsize=7, pad=2)
 
-    _colorbar(fig, (0.92, 0.15, 0.012, 0.65), label='matrix / max |matrix| (per instance)')
+    _colorbar(fig, (0.92, 0.15, 0.012, 0.65), label='memorization matrix, scaled to its instance maximum')
     fig.suptitle(f"The {num} most memorized instances" + ('' if beta is None else f", β={beta:g}")
                  + ': image, noisy image, memorization overlay', fontsize=10)
     return fig
@@ -443,7 +443,7 @@ def plot_noise_progression(images, # per β: (K, ...) noisy images of the same K
             draw_overlay(axes[r, c], images[c][r], normed[r, c], vmax=1,
                          title=f"β={beta:g}  score {float(scores[c][r]):.3g}")
         axes[r, 0].set_ylabel(f"i={idx[r]}", fontsize=8)
-    _colorbar(fig, (0.87, 0.2, 0.02, 0.6), label='matrix / max |matrix| (per row)')
+    _colorbar(fig, (0.87, 0.2, 0.02, 0.6), label='memorization matrix, scaled to its row maximum')
     fig.suptitle(title or 'Memorization matrices as noise grows', fontsize=10, y=1 - 0.15 / height, va='top')
     return fig
 
@@ -488,7 +488,7 @@ def plot_overlay_grid(images, # (N, ...) images in pixel space (noisy, as the en
         row, col = divmod(k, num_cols)
         ax.text(col * cell_w + width / 2, row * cell_h + band - 1, f"{k + 1}: {scores[i]:.2g}",
                 ha='center', va='bottom', fontsize=4.5)
-    _colorbar(fig, (0.3, 0.2 / (img_h + 0.9), 0.4, 0.12 / (img_h + 0.9)), label='matrix / max |matrix| (per instance)',
+    _colorbar(fig, (0.3, 0.2 / (img_h + 0.9), 0.4, 0.12 / (img_h + 0.9)), label='memorization matrix, scaled to its instance maximum',
               orientation='horizontal')
     fig.suptitle(title or f"Top {num} instances by memorization score (rank: score above each)", fontsize=10,
                  y=1 - 0.05 / (img_h + 0.9), va='top')

@@ -232,8 +232,8 @@ def train_simclr(images:torch.Tensor, # (N, 3, H, W) uint8 training images, N >=
             loss = nt_xent(z[:batch_size], z[batch_size:], cfg.temperature)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
             total += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
         encoder.train_losses.append(total / steps_per_epoch)
+        bar.set_postfix(loss=f"{encoder.train_losses[-1]:.3f}")  # the epoch's mean loss
 
     log.info("ssl: %d epochs in %.1f s, final loss %.3f", cfg.epochs, time.perf_counter() - start,
              encoder.train_losses[-1])

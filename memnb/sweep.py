@@ -18,9 +18,9 @@ from .features import ENCODERS
 log = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'STUDY_DEFAULTS', 'EXPERIMENTS', 'check_study', 'load_study', 'check_data', 'condition_dir', 'conditions',
-           'check_condition', 'params_hash', 'is_complete', 'mark_complete', 'load_study_split', 'build_upstream',
-           'simclr_path', 'run_condition', 'run_sweep', 'run_report', 'main']
+__all__ = ['log', 'STUDY_DEFAULTS', 'EXPERIMENTS', 'SWEEP_PARAMETERS', 'check_study', 'load_study', 'check_data', 'condition_dir',
+           'conditions', 'check_condition', 'params_hash', 'is_complete', 'mark_complete', 'load_study_split',
+           'build_upstream', 'simclr_path', 'condition_parameters', 'run_condition', 'run_sweep', 'run_report', 'main']
 
 # %% ../nbs/10_sweep.ipynb
 STUDY_DEFAULTS = dict(
@@ -50,16 +50,38 @@ def check_study(params:dict) -> dict:
     if dataset not in DATASETS and not Path(dataset).expanduser().is_dir():
         raise MemnbError(f"`dataset` must be one of {list(DATASETS)} or an ImageFolder folder, got {dataset!r}.")
     check_choice('encoder', p['encoder'], ENCODERS)
+    for key in ('noise_kinds', 'betas'):
+        if not isinstance(p[key], (list, tuple)):
+            raise MemnbError(f"`{key}` must be a list, e.g. [{p[key]}], got {p[key]!r}.")
     for kind in p['noise_kinds']: check_choice('noise_kinds', kind, NOISE_KINDS)
     p['betas'] = sorted({check_beta(b, 'betas') for b in p['betas']})
     if 0.0 not in p['betas']: raise MemnbError(f"`betas` must include 0, which defines A; got {p['betas']}.")
     check_choice('device', p['device'], ['cpu', 'cuda'])
+    if p['device'] == 'cuda' and not torch.cuda.is_available():
+        raise MemnbError("`device`='cuda' but torch finds no CUDA GPU on this machine; use `device`: cpu.")
+    _check_overrides(p)
     for key in ('subset_seed', 'noise_seed', 'head_seed'):
         if not isinstance(p[key], int): raise MemnbError(f"`{key}` must be an integer, got {p[key]!r}.")
     for key in ('num_train', 'num_test'):
         if p[key] is not None: check_positive_int(key, p[key])
     if p['cache_dir'] is None: p['cache_dir'] = str(Path(p['output_root'])/'cache')
     return p
+
+def _check_overrides(p:dict):
+    "`head`, `ssl` and `extra` may only name settings that exist, so typos fail before any work."
+    from dataclasses import fields
+    from memnb.downstream import HeadConfig
+    from memnb.ssl import SimCLRConfig
+    for key, cls in (('head', HeadConfig), ('ssl', SimCLRConfig)):
+        if not isinstance(p[key], dict): raise MemnbError(f"`{key}` must be a mapping, got {p[key]!r}.")
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(p[key]) - set(allowed))
+        if unknown: raise MemnbError(f"`{key}` has unknown settings {unknown}; allowed: {allowed}.")
+    if not isinstance(p['extra'], dict): raise MemnbError(f"`extra` must be a mapping, got {p['extra']!r}.")
+    if p['extra']:
+        allowed = sorted(set(condition_parameters()) - set(SWEEP_PARAMETERS))
+        unknown = sorted(set(p['extra']) - set(allowed))
+        if unknown: raise MemnbError(f"`extra` has unknown notebook parameters {unknown}; allowed: {allowed}.")
 
 # %% ../nbs/10_sweep.ipynb
 def load_study(path) -> dict:
@@ -72,8 +94,11 @@ def load_study(path) -> dict:
 def check_data(p:dict):
     "Check that the study's data exist and hold at least the requested subset sizes."
     for split, key in (('train', 'num_train'), ('test', 'num_test')):
-        labels, _ = load_labels(p['dataset'], split)
+        labels, classes = load_labels(p['dataset'], split)
         if p[key] is not None: check_positive_int(key, p[key], len(labels), f'{split} images of {p["dataset"]}')
+        if p[key] is not None and p[key] < len(classes):
+            raise MemnbError(f"`{key}`={p[key]} is smaller than the {len(classes)} classes of {p['dataset']}: "
+                             f"the stratified subset needs at least one image per class.")
 
 # %% ../nbs/10_sweep.ipynb
 def condition_dir(output_root, dataset, encoder, noise, beta) -> Path:
@@ -156,6 +181,14 @@ def simclr_path(cache_dir, dataset, cfg, num_train) -> Path:
 # %% ../nbs/10_sweep.ipynb
 import memnb
 EXPERIMENTS = Path(memnb.__file__).resolve().parent.parent/'nbs'/'experiments' # the papermill notebooks
+SWEEP_PARAMETERS = ('DATASET', 'ENCODER', 'NOISE', 'BETA', 'NUM_TRAIN', 'NUM_TEST', 'SUBSET_SEED', 'NOISE_SEED',
+                    'PER_IMAGE_NOISE', 'HEAD_SEED', 'HEAD', 'SSL', 'CACHE_DIR', 'OUTPUT_DIR', 'REFERENCE_DIR',
+                    'DEVICE') # set by `conditions`, so not allowed in `extra`
+
+def condition_parameters() -> list:
+    "Names in the `parameters` cell of the condition notebook (papermill's own reading of it)."
+    import papermill as pm
+    return list(pm.inspect_notebook(str(EXPERIMENTS/'condition.ipynb')))
 
 def _execute(template, output, parameters, cwd):
     import papermill as pm

@@ -92,6 +92,11 @@ def test_killed_sweep_resumes_without_redoing(quick_study):
     ({'betas': [0, -0.5]}, "`betas` must be a finite number >= 0, got -0.5"),
     ({'num_train': 50_001}, "`num_train`=50001 is larger than the 50000 train images of cifar10"),
     ({'num_test': 10_001}, "`num_test`=10001 is larger than the 10000 test images of cifar10"),
+    ({'num_train': 5}, "`num_train`=5 is smaller than the 10 classes of cifar10"),
+    ({'betas': 0.5}, "`betas` must be a list, e.g. [0.5], got 0.5"),
+    ({'ssl': {'epoch': 1}}, "`ssl` has unknown settings ['epoch']"),
+    ({'head': {'learning_rate': 0.1}}, "`head` has unknown settings ['learning_rate']"),
+    ({'extra': {'FOO': 1}}, "`extra` has unknown notebook parameters ['FOO']"),
 ])
 def test_bad_input_fails_before_any_work(tmp_path, memnb_data, change, message):
     params = {**yaml.safe_load((REPO/'params'/'quick.yaml').read_text()), **change, 'output_root': str(tmp_path/'out')}
