@@ -54,16 +54,18 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, l2=1e-4, st
         return accuracy(train_feats, train_labels), accuracy(test_feats, test_labels)
 
 
+OVERRIDABLE = ('epochs', 'width', 'num_blocks', 'batch_size')  # SimCLRConfig fields settable from the command line
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='ssl_default.pt', help='encoder file (reused when it matches)')
     parser.add_argument('--data', default=os.environ.get('MEMNB_DATA'), help='folder holding cifar10/')
     parser.add_argument('--per-class', type=int, default=1000, help='training images per class')
-    for field in ('epochs', 'width', 'num_blocks', 'batch_size'):
+    for field in OVERRIDABLE:
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f'override SimCLRConfig().{field}')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s')
-    overrides = {k: v for k in ('epochs', 'width', 'num_blocks', 'batch_size') if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in OVERRIDABLE if (v := getattr(args, k)) is not None}
     cfg = dataclasses.replace(SimCLRConfig(), **overrides)
     print(f"threads {torch.get_num_threads()}, cores {os.cpu_count()}, config {cfg}")
 

@@ -18,9 +18,9 @@ from .features import ENCODERS
 log = logging.getLogger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'STUDY_DEFAULTS', 'EXPERIMENTS', 'SWEEP_PARAMETERS', 'check_study', 'load_study', 'check_data', 'condition_dir',
-           'conditions', 'check_condition', 'params_hash', 'is_complete', 'mark_complete', 'load_study_split',
-           'build_upstream', 'simclr_path', 'condition_parameters', 'run_condition', 'run_sweep', 'run_report', 'main']
+__all__ = ['log', 'STUDY_DEFAULTS', 'EXPERIMENTS', 'check_study', 'load_study', 'check_data', 'condition_dir', 'conditions',
+           'check_condition', 'params_hash', 'is_complete', 'mark_complete', 'load_study_split', 'build_upstream',
+           'simclr_path', 'condition_parameters', 'run_condition', 'run_sweep', 'run_report', 'main']
 
 # %% ../nbs/10_sweep.ipynb
 STUDY_DEFAULTS = dict(
@@ -59,12 +59,12 @@ def check_study(params:dict) -> dict:
     check_choice('device', p['device'], ['cpu', 'cuda'])
     if p['device'] == 'cuda' and not torch.cuda.is_available():
         raise MemnbError("`device`='cuda' but torch finds no CUDA GPU on this machine; use `device`: cpu.")
-    _check_overrides(p)
     for key in ('subset_seed', 'noise_seed', 'head_seed'):
         if not isinstance(p[key], int): raise MemnbError(f"`{key}` must be an integer, got {p[key]!r}.")
     for key in ('num_train', 'num_test'):
         if p[key] is not None: check_positive_int(key, p[key])
     if p['cache_dir'] is None: p['cache_dir'] = str(Path(p['output_root'])/'cache')
+    _check_overrides(p)
     return p
 
 def _check_overrides(p:dict):
@@ -78,8 +78,9 @@ def _check_overrides(p:dict):
         unknown = sorted(set(p[key]) - set(allowed))
         if unknown: raise MemnbError(f"`{key}` has unknown settings {unknown}; allowed: {allowed}.")
     if not isinstance(p['extra'], dict): raise MemnbError(f"`extra` must be a mapping, got {p['extra']!r}.")
-    if p['extra']:
-        allowed = sorted(set(condition_parameters()) - set(SWEEP_PARAMETERS))
+    if p['extra']:  # the names `conditions` sets itself are not for `extra`
+        own = conditions({**p, 'noise_kinds': ['uniform'], 'betas': [0.0], 'extra': {}})[0]
+        allowed = sorted(set(condition_parameters()) - set(own))
         unknown = sorted(set(p['extra']) - set(allowed))
         if unknown: raise MemnbError(f"`extra` has unknown notebook parameters {unknown}; allowed: {allowed}.")
 
@@ -181,9 +182,6 @@ def simclr_path(cache_dir, dataset, cfg, num_train) -> Path:
 # %% ../nbs/10_sweep.ipynb
 import memnb
 EXPERIMENTS = Path(memnb.__file__).resolve().parent.parent/'nbs'/'experiments' # the papermill notebooks
-SWEEP_PARAMETERS = ('DATASET', 'ENCODER', 'NOISE', 'BETA', 'NUM_TRAIN', 'NUM_TEST', 'SUBSET_SEED', 'NOISE_SEED',
-                    'PER_IMAGE_NOISE', 'HEAD_SEED', 'HEAD', 'SSL', 'CACHE_DIR', 'OUTPUT_DIR', 'REFERENCE_DIR',
-                    'DEVICE') # set by `conditions`, so not allowed in `extra`
 
 def condition_parameters() -> list:
     "Names in the `parameters` cell of the condition notebook (papermill's own reading of it)."
